@@ -1,6 +1,7 @@
 """lightning_ticktock: tick-tock Bayesian optimization of Lightning models under a cost budget."""
 
 from .errors import StorageError, TickTockError, TickTockTypeError, TickTockValueError
+from .optimizer import TickTock
 from .space import Choice, Float, Int, SearchSpace
 from .trial import Phase, Trial, TrialStatus
 
@@ -11,6 +12,7 @@ __all__ = [
     "Phase",
     "SearchSpace",
     "StorageError",
+    "TickTock",
     "TickTockError",
     "TickTockTypeError",
     "TickTockValueError",

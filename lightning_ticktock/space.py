@@ -213,8 +213,8 @@ class Int(_Numeric):
                 return int(hi_i)
             if hi_i > self.high or lo_i == hi_i:
                 return int(lo_i)
-            return int(lo_i if abs(math.log(v) - math.log(lo_i)) <= abs(math.log(hi_i) - math.log(v))
-                       else hi_i)
+            closer_to_low = abs(math.log(v) - math.log(lo_i)) <= abs(math.log(hi_i) - math.log(v))
+            return int(lo_i if closer_to_low else hi_i)
         return int(min(max(round(v), self.low), self.high))
 
 
@@ -405,7 +405,9 @@ class SearchSpace:
             d = dict(d)
             kind = d.pop("type")
             if kind not in _TYPES:
-                raise TickTockValueError(f"unknown parameter type {kind!r}; allowed: {list(_TYPES)}")
+                raise TickTockValueError(
+                    f"unknown parameter type {kind!r}; allowed: {list(_TYPES)}"
+                )
             params.append(_TYPES[kind](**d))
         return cls(params)
 

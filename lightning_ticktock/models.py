@@ -1,0 +1,159 @@
+"""The two surrogate models of tick-tock BO, built and fitted with BoTorch.
+
+* **partial-run GP** (cost model): ``log(cost)`` of every run that reported a
+  cost the optimizer can trust as a full-run cost (completed runs, and
+  early-stopped runs whose cost is the callback's projection).
+* **full-run GP** (loss model): the transformed loss of completed runs only.
+
+Both follow BoTorch's ``SingleTaskGP`` conventions: float64, inputs already in
+the unit cube (the search space's encoding is the input normalization; choice
+columns hold a category index and use BoTorch's categorical kernel through
+``MixedSingleTaskGP``), outcomes standardized by ``Standardize``.
+
+Example:
+    >>> import torch
+    >>> X = torch.rand(8, 2, dtype=torch.float64)
+    >>> Y = (X.sum(-1, keepdim=True) * 3).exp()
+    >>> fitted = fit_gp(X, Y.log(), cat_dims=[])
+    >>> fitted.model.num_outputs
+    1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+from botorch.exceptions.warnings import OptimizationWarning
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import MixedSingleTaskGP, SingleTaskGP
+from botorch.models.transforms.outcome import Standardize
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+__all__ = ["FittedGP", "fit_gp", "LossTransform", "COST_FLOOR"]
+
+#: NOTE: costs are modelled in log space; a cost of exactly 0 (a user cost
+#: function may return it) would be -inf, so costs are floored at this value.
+COST_FLOOR = 1e-9
+
+# NOTE: L-BFGS-B iterations for the marginal likelihood. Warm-started fits
+# converge in a few dozen; the cap bounds ask() latency at 500 trials.
+_MAXITER = 200
+
+
+@dataclasses.dataclass
+class FittedGP:
+    """A fitted single-output GP and what is needed to read it.
+
+    Attributes:
+        model: The fitted BoTorch model (eval mode).
+        train_X: ```n x d``` training inputs.
+        train_Y: ```n x 1``` training targets (already transformed: log cost,
+            or the loss transform).
+        hyperparameters: The hyperparameter part of the state dict, used to
+            warm-start the next fit.
+    """
+
+    model: SingleTaskGP
+    train_X: torch.Tensor
+    train_Y: torch.Tensor
+    hyperparameters: dict[str, torch.Tensor]
+
+    def noise_sd(self) -> float:
+        """Observation noise standard deviation in units of ``train_Y``."""
+        noise = float(self.model.likelihood.noise.detach().mean())
+        scale = 1.0
+        tf = getattr(self.model, "outcome_transform", None)
+        if tf is not None and hasattr(tf, "stdvs"):
+            scale = float(tf.stdvs.detach().mean())
+        return math.sqrt(max(noise, 0.0)) * scale
+
+
+def _hyperparameter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # The outcome transform's buffers (means, stdvs) belong to the data, not to
+    # the kernel: loading stale ones would mis-scale the new posterior.
+    return {
+        k: v.detach().clone()
+        for k, v in model.state_dict().items()
+        if not k.startswith("outcome_transform")
+    }
+
+
+def fit_gp(
+    train_X: torch.Tensor,
+    train_Y: torch.Tensor,
+    cat_dims: Sequence[int],
+    warm_start: dict[str, torch.Tensor] | None = None,
+    seed: int = 0,
+) -> FittedGP:
+    """Build and fit a GP on ``(train_X, train_Y)`` by maximizing the marginal likelihood.
+
+    Args:
+        train_X: ```n x d``` float64 inputs in the encoded space.
+        train_Y: ```n x 1``` float64 targets.
+        cat_dims: Columns of ``train_X`` holding category indices.
+        warm_start: Hyperparameters of a previous fit (same architecture) to start from;
+            ignored when they do not fit the new model.
+        seed: Seeds the random restarts BoTorch makes when a fit fails.
+
+    Returns:
+        The fitted model, with its hyperparameters for the next warm start.
+    """
+    train_X = train_X.to(torch.float64)
+    train_Y = train_Y.to(torch.float64)
+    if cat_dims:
+        model = MixedSingleTaskGP(
+            train_X, train_Y, cat_dims=list(cat_dims), outcome_transform=Standardize(m=1)
+        )
+    else:
+        model = SingleTaskGP(train_X, train_Y, outcome_transform=Standardize(m=1))
+    if warm_start:
+        try:
+            model.load_state_dict(warm_start, strict=False)
+        except (RuntimeError, KeyError):
+            pass  # a different architecture (new categorical column...): fit from scratch
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    with torch.random.fork_rng(), warnings.catch_warnings():
+        torch.manual_seed(seed)
+        # BoTorch warns when L-BFGS stops at maxiter; the fit is still usable.
+        warnings.simplefilter("ignore", OptimizationWarning)
+        try:
+            fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": _MAXITER}})
+        except Exception:  # noqa: BLE001 - a failed fit must not kill a study
+            # NOTE: fall back to the (warm-started or default) hyperparameters;
+            # the model is still a valid GP, only less well tuned.
+            warnings.warn("GP marginal-likelihood fit failed; using unfitted hyperparameters",
+                          RuntimeWarning, stacklevel=2)
+    model.eval()
+    return FittedGP(model, train_X, train_Y, _hyperparameter_state(model))
+
+
+@dataclasses.dataclass(frozen=True)
+class LossTransform:
+    """The monotone transform the full-run GP models the loss through.
+
+    ``log`` when every modelled loss is positive (cross-entropy, MSE: their
+    useful differences near the optimum are relative, and log makes the GP's
+    stationary kernel fit both the bad and the good region); the identity
+    otherwise (a user loss that can be negative, e.g. a negative score).
+
+    Example:
+        >>> t = LossTransform.for_losses([0.5, 0.1])
+        >>> t.kind, round(t.inverse(t.forward(0.1)), 6)
+        ('log', 0.1)
+    """
+
+    kind: str  # "log" or "identity"
+
+    @classmethod
+    def for_losses(cls, losses: Sequence[float]) -> LossTransform:
+        return cls("log" if losses and min(losses) > 0 else "identity")
+
+    def forward(self, loss: float) -> float:
+        return math.log(loss) if self.kind == "log" else float(loss)
+
+    def inverse(self, y: float) -> float:
+        return math.exp(y) if self.kind == "log" else float(y)
