@@ -168,6 +168,9 @@ class TickTock:
         # refine the next fit, never a source of truth (resume rebuilds them).
         self._warm: dict[str, dict[str, torch.Tensor]] = {}
         self._loss_noise_rel = 0.0
+        #: Diagnostics of the last model-based ask: the data each GP saw, the
+        #: phase run, the tolerance used and the seconds it took.
+        self.last_fit: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ budget
     @property
@@ -494,8 +497,12 @@ class TickTock:
         if len(live) < self.n_initial or len(with_cost) < 2:
             return self._sobol_point(seed), Phase.INITIAL
         try:
+            start = time.perf_counter()
             with _single_thread():
-                return self._propose_model_based(seed)
+                params, phase = self._propose_model_based(seed)
+            self.last_fit["seconds"] = time.perf_counter() - start
+            self.last_fit["phase"] = str(phase)
+            return params, phase
         except Exception as exc:  # noqa: BLE001 - a numerical failure must not end a study
             _log.warning("model-based proposal failed (%s: %s); using a Sobol point",
                          type(exc).__name__, exc)
@@ -528,6 +535,8 @@ class TickTock:
         cost_gp = fit_gp(Xc, Yc, cat_dims, self._warm.get("cost"), seed)
         self._warm["cost"] = cost_gp.hyperparameters
         log_max_cost = math.log(self._max_cost)
+        self.last_fit = {"n_cost_obs": len(costed), "n_loss_obs": len(completed),
+                         "n_failed": len(failed), "n_pending": len(pending)}
 
         if len(completed) < 2:
             # No loss model yet: every run so far was stopped or crashed. Look for
@@ -553,6 +562,8 @@ class TickTock:
             scale = max(abs(v) for v in losses) or 1.0
             self._loss_noise_rel = loss_gp.noise_sd() / scale
 
+        self.last_fit["loss_transform"] = g.kind
+        self.last_fit["loss_tolerance"] = self.effective_loss_tolerance()
         model = ModelListGP(loss_gp.model, cost_gp.model)
         Xp = torch.tensor(pending_X, dtype=torch.float64) if pending_X else None
         phase = self._next_phase()
