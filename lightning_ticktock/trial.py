@@ -68,7 +68,8 @@ class Trial:
         elapsed: Compute actually spent on the run, in the same unit as ``cost``.
         projected_cost: The callback's last projection of the full cost.
         error: Exception text of a failed run.
-        metrics: Per-validation records, e.g. ``[{"step": 10, "val_loss": 0.3, "cost": 1.2}]``.
+        metrics: Per-validation records, e.g.
+            ``[{"epoch": 0, "step": 10, "val_loss": 0.3, "elapsed": 1.2}]``.
         datetime_start: UNIX time the trial was created.
         datetime_complete: UNIX time it finished (None while running).
     """
