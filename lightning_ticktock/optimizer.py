@@ -16,10 +16,12 @@ Phases:
 * ``enqueued``: a configuration given with :meth:`TickTock.enqueue`.
 * ``added``: a result given with :meth:`TickTock.add_trial`.
 
-Loss tolerance: unless ``loss_tolerance`` (absolute, in loss units) is given,
-it is ``max(1% of |best loss|, the full-run GP's noise standard deviation at
-the best loss)``, the latter capped at 10% of ``|best loss|``: two losses closer
-than the observation noise cannot be told apart, so the cheaper run wins.
+Loss tolerance: ``loss_tolerance`` (absolute, in loss units) when given. Else
+:attr:`TickTock.best_trial` treats losses within 1% of the best as equal (and
+picks the cheaper run), and the tick phase accepts losses within
+``max(1% of |best loss|, the full-run GP's noise standard deviation at the best
+loss)``, the latter capped at 10% of ``|best loss|``: two losses closer than
+the observation noise cannot be told apart, so the tick may trade them for cost.
 
 Failed trials (a crash, or a non-finite loss): their cost is not a full-run
 cost, so they never enter the cost model. Once completed runs exist, a failed
@@ -239,16 +241,6 @@ class TickTock:
         )
 
     # ------------------------------------------------------------------ results
-    def effective_loss_tolerance(self) -> float:
-        """The loss tolerance in force (see the module docstring)."""
-        if self.loss_tolerance is not None:
-            return self.loss_tolerance
-        best = self._best_feasible_loss()
-        if best is None:
-            return 0.0
-        noise = min(self._loss_noise_rel, _MAX_NOISE_REL_TOLERANCE)
-        return abs(best) * max(_DEFAULT_REL_TOLERANCE, noise)
-
     def _feasible_completed(self) -> list[Trial]:
         return [
             t for t in self._trials
@@ -260,7 +252,23 @@ class TickTock:
         feas = self._feasible_completed()
         return min(t.loss for t in feas) if feas else None  # type: ignore[type-var]
 
-    def _incumbent(self) -> Trial | None:
+    def effective_loss_tolerance(self) -> float:
+        """The band of "no worse" losses the tick phase accepts (see the module docstring).
+
+        ``loss_tolerance`` when given; else ``max(1% of |best loss|, noise)``, where
+        noise is the full-run GP's noise standard deviation at the best loss from
+        the last fit (capped at 10% of ``|best loss|``).
+        """
+        if self.loss_tolerance is not None:
+            return self.loss_tolerance
+        best = self._best_feasible_loss()
+        if best is None:
+            return 0.0
+        noise = min(self._loss_noise_rel, _MAX_NOISE_REL_TOLERANCE)
+        return abs(best) * max(_DEFAULT_REL_TOLERANCE, noise)
+
+    def _tick_incumbent(self) -> Trial | None:
+        """The cheapest feasible run whose loss is within the tick band of the best."""
         feas = self._feasible_completed()
         if not feas:
             return None
@@ -273,10 +281,15 @@ class TickTock:
     def best_trial(self) -> Trial | None:
         """Lowest loss among completed trials with ``cost <= max_cost``.
 
-        Among losses equal within :meth:`effective_loss_tolerance`, the cheaper
-        run. ``None`` while no completed trial fits the budget.
+        Among losses equal within tolerance (``loss_tolerance``, default 1% of the
+        best loss: the rule of :func:`lightning_ticktock.report.best_trial`, which
+        ``ticktock report`` uses too), the cheaper run. ``None`` while no completed
+        trial fits the budget. Unlike the tick band, it does not depend on a GP fit,
+        so it is the same wherever the trials are read.
         """
-        t = self._incumbent()
+        from .report import best_trial
+
+        t = best_trial(self._trials, self._max_cost, self.loss_tolerance)
         return t.copy() if t is not None else None
 
     # ------------------------------------------------------------------ enqueue/add
@@ -567,7 +580,7 @@ class TickTock:
         model = ModelListGP(loss_gp.model, cost_gp.model)
         Xp = torch.tensor(pending_X, dtype=torch.float64) if pending_X else None
         phase = self._next_phase()
-        incumbent = self._incumbent()
+        incumbent = self._tick_incumbent()
         if phase == "tick" and incumbent is not None:
             best = self._best_feasible_loss()
             threshold = g.forward(best + self.effective_loss_tolerance())  # type: ignore[operator]

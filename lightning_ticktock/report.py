@@ -55,11 +55,12 @@ __all__ = [
 ]
 
 # NOTE: validation losses of two runs of the same configuration differ by data
-# order and initialization noise, typically well above 0.1 % of the loss; a
+# order and initialization noise, typically by about 1 % of the loss or more; a
 # smaller difference says nothing about which configuration is better, so the
-# cheaper one wins. The absolute part keeps the rule sane for losses near zero.
+# cheaper one wins (the point of the tick phase). The absolute part keeps the
+# rule sane for losses near zero. TickTock.best_trial uses this same rule.
 _DEFAULT_ABS_TOL = 1e-9
-_DEFAULT_REL_TOL = 1e-3
+_DEFAULT_REL_TOL = 1e-2
 
 # NOTE: a params cell longer than this is cut so one wide trial does not push
 # every other row of the table off the terminal.
@@ -272,8 +273,8 @@ def best_trial(
     Let ``L`` be the lowest such loss. Every feasible trial with
     ``loss <= L + tol`` ties with the best, and the cheapest of them wins
     (then the lower loss, then the lower id). ``tol`` is ``loss_tolerance``
-    when given, else ``1e-9 + 1e-3 * |L|``: differences of a tenth of a
-    percent are within run-to-run noise, so they should not buy extra cost.
+    when given, else ``1e-9 + 0.01 * |L|``: differences of a percent are
+    within run-to-run noise, so they should not buy extra cost.
 
     Args:
         trials: Trials of a study, in any order.

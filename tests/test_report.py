@@ -67,10 +67,10 @@ def test_best_trial_ignores_non_completed_and_non_finite():
 
 
 def test_best_trial_tie_within_default_tolerance_prefers_cheaper():
-    trials = [_t(0, loss=0.3000, cost=9.0), _t(1, loss=0.30025, cost=3.0)]
-    assert best_trial(trials, BUDGET).id == 1  # 0.00025 < 1e-9 + 1e-3 * 0.3
-    trials = [_t(0, loss=0.3000, cost=9.0), _t(1, loss=0.3004, cost=3.0)]
-    assert best_trial(trials, BUDGET).id == 0  # 0.0004 is outside the default band
+    trials = [_t(0, loss=0.3000, cost=9.0), _t(1, loss=0.3025, cost=3.0)]
+    assert best_trial(trials, BUDGET).id == 1  # 0.0025 < 1e-9 + 0.01 * 0.3
+    trials = [_t(0, loss=0.3000, cost=9.0), _t(1, loss=0.3035, cost=3.0)]
+    assert best_trial(trials, BUDGET).id == 0  # 0.0035 is outside the default band
 
 
 def test_best_trial_explicit_tolerance():
