@@ -213,6 +213,10 @@ def optimize_candidates(
             vals = acqf(X)
         order = torch.argsort(vals, descending=True)
         return X.squeeze(1)[order], vals[order]
+    # Split the search effort over the combinations instead of multiplying it:
+    # with k combinations each gets 1/k of the raw samples and restarts (with floors).
+    per_raw = max(32, raw_samples // len(combos))
+    per_restarts = max(2, -(-num_restarts // len(combos)))
     cands, vals = [], []
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -222,8 +226,8 @@ def optimize_candidates(
                 acqf,
                 bounds=bounds,
                 q=1,
-                num_restarts=num_restarts,
-                raw_samples=raw_samples,
+                num_restarts=per_restarts,
+                raw_samples=per_raw,
                 fixed_features=fixed or None,
                 return_best_only=False,
                 options={"maxiter": 100, "batch_limit": 64},
