@@ -19,11 +19,11 @@ demo: $(STAMP)
 	$(PY) examples/mnist.py --storage runs/mnist.db --plot runs/mnist.png
 
 test: $(STAMP)
-	$(PY) -m ruff check lightning_ticktock tests examples benchmarks
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(PY) -m ruff check lightning_ticktock tests examples benchmarks
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
