@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .errors import TickTockTypeError, TickTockValueError
+from .errors import StorageError, TickTockTypeError, TickTockValueError
 from .optimizer import TickTock
 from .report import format_progress, summary
 from .runner import TrialOutcome, TrialSpec
@@ -225,8 +225,20 @@ class TickTockDriver:
             raise TickTockValueError(
                 f"executor={executor!r} must be one of ['inprocess', 'local', 'ray']"
             )
-        if (executor or ("local" if n_workers > 1 else "inprocess")) != "inprocess":
-            self._check_picklable()
+        kind = executor or ("local" if n_workers > 1 else "inprocess")
+        if kind == "ray":
+            from .executors.ray import import_ray, ray_task_options
+
+            ray_task_options(resources_per_trial)  # validate now, not in run()
+            import_ray()  # a missing extra fails here, with the pip command
+        elif ray_address is not None or resources_per_trial is not None:
+            raise TickTockValueError(
+                f"ray_address={ray_address!r}, resources_per_trial={resources_per_trial!r}: "
+                f"these are options of executor='ray', not of executor={kind!r}; pass "
+                "executor='ray' (local workers get one GPU each, or cores / n_workers threads)"
+            )
+        if kind != "inprocess":
+            self._check_picklable(kind)
         self.heartbeat_interval = float(heartbeat_interval)
         self.quiet = quiet
         self.storage = get_storage(storage)
@@ -251,21 +263,51 @@ class TickTockDriver:
         self.optimizer.max_cost = value
         self.storage.set_settings(max_cost=self.optimizer.max_cost)
 
-    def _check_picklable(self) -> None:
-        for name in ("model_fn", "datamodule_fn", "trainer_fn", "callbacks_fn", "logger_fn",
-                     "datamodule"):
-            obj = getattr(self, name, None)
+    def _check_picklable(self, kind: str = "local") -> None:
+        """Check that what a trial needs can be sent to a worker of executor ``kind``.
+
+        Local workers receive it through ``pickle`` (functions travel by reference:
+        importable module-level functions only); Ray through ``cloudpickle``, which
+        also sends lambdas and ``__main__`` functions by value.
+        """
+        items: list[tuple[str, Any]] = [
+            (name, getattr(self, name, None))
+            for name in ("model_fn", "datamodule_fn", "trainer_fn", "callbacks_fn",
+                         "logger_fn", "datamodule")
+        ]
+        if callable(self.callback_kwargs.get("cost")):
+            items.append(("cost", self.callback_kwargs["cost"]))
+        if self.trainer_kwargs:
+            items.append(("trainer_kwargs", self.trainer_kwargs))
+        if kind == "ray":
+            from ray import cloudpickle as dumper
+        else:
+            dumper = pickle
+        main = sys.modules.get("__main__")
+        interactive = main is not None and not hasattr(main, "__file__")
+        how = ("model_fn, datamodule_fn and trainer_fn must be importable (module-level "
+               "functions in a module or script, not lambdas or nested functions) or "
+               "picklable objects")
+        for name, obj in items:
             if obj is None:
                 continue
             try:
-                pickle.dumps(obj)
+                dumper.dumps(obj)
             except Exception as exc:  # noqa: BLE001 - any pickling error means the same
                 raise TickTockValueError(
-                    f"{name}={obj!r} cannot be sent to worker processes ({exc}). With "
-                    "n_workers > 1 or executor='local'/'ray', model_fn, datamodule_fn and "
-                    "trainer_fn must be importable (module-level functions, not lambdas or "
-                    "nested functions) or picklable objects"
+                    f"{name}={obj!r} cannot be sent to worker processes "
+                    f"({type(exc).__name__}: {exc}). With n_workers > 1 or "
+                    f"executor='local'/'ray' (here {kind!r}), {how}"
                 ) from None
+            if kind == "local" and interactive and getattr(obj, "__module__", None) == "__main__":
+                # pickle only records "__main__.<name>"; a spawned worker has no such
+                # module when __main__ is an interactive session (REPL, notebook, -c).
+                raise TickTockValueError(
+                    f"{name}={obj!r} is defined in an interactive session (__main__ has no "
+                    f"file), so worker processes cannot import it. With n_workers > 1 or "
+                    f"executor='local', {how}: move it into a .py module and import it "
+                    "(or use executor='ray', which sends it by value)"
+                )
 
     # ------------------------------------------------------------------ enqueue
     def enqueue(self, params: Mapping[str, Any]) -> bool:
@@ -313,6 +355,7 @@ class TickTockDriver:
 
         executor = make_executor(self.executor_kind, self.n_workers, **self.executor_options)
         running: dict[cf.Future[TrialOutcome], Trial] = {}
+        last_check = time.monotonic()
         try:
             while True:
                 waiting_on_others = False
@@ -321,7 +364,13 @@ class TickTockDriver:
                     if trial is None:
                         waiting_on_others = why == "wait"
                         break
-                    running[executor.submit(self._spec(trial))] = trial
+                    try:
+                        fut = executor.submit(self._spec(trial))
+                    except KeyboardInterrupt:
+                        # In-process: the trial was running inside submit() itself.
+                        running[cf.Future()] = trial
+                        raise
+                    running[fut] = trial
                     if not executor.needs_pickle:
                         break  # in-process: the trial already ran
                 if not running:
@@ -330,15 +379,16 @@ class TickTockDriver:
                     # Another driver runs the study's last trials: wait, and take over
                     # any of them whose driver dies.
                     time.sleep(min(self.heartbeat_interval, 2.0))
-                    self.storage.interrupt_dead_owner_trials()
-                    self.storage.fail_stale_trials(self._stale_after())
+                    self._check_liveness(running)
+                    last_check = time.monotonic()
                     continue
                 done, _ = cf.wait(list(running), timeout=self.heartbeat_interval,
                                   return_when=cf.FIRST_COMPLETED)
                 for fut in done:
                     self._finish(running.pop(fut), fut, n_trials, max_total_cost)
-                if not done:
-                    self.storage.fail_stale_trials(self._stale_after())
+                if time.monotonic() - last_check >= self.heartbeat_interval:
+                    self._check_liveness(running)
+                    last_check = time.monotonic()
         except KeyboardInterrupt:
             for trial in running.values():
                 self.storage.mark_interrupted(trial.id)
@@ -356,6 +406,28 @@ class TickTockDriver:
 
     def _stale_after(self) -> float:
         return self.heartbeat_interval * _STALE_INTERVALS
+
+    def _check_liveness(self, running: Mapping[cf.Future[TrialOutcome], Trial]) -> None:
+        """Once per heartbeat interval, while trials run: vouch for ours, bury the dead.
+
+        The driver beats for the trials it has submitted and not yet told (keeping
+        the recorded owner, usually the worker that beats too): it holds their
+        futures, which report a dead worker, and a trial may wait for a worker
+        (a Ray queue, a worker still starting) longer than the grace period. Then
+        any running trial of the study whose owner process on this host has exited
+        (a killed worker or driver) is interrupted, and any whose heartbeat is older
+        than the grace period (an owner on another host, or a hung one).
+        """
+        try:
+            for fut, trial in list(running.items()):
+                if not fut.done():
+                    with self.storage.transaction():
+                        owner = self.storage.get_owner(trial.id)
+                        self.storage.heartbeat(trial.id, owner=owner)
+            self.storage.interrupt_dead_owner_trials()
+            self.storage.fail_stale_trials(self._stale_after())
+        except StorageError as exc:  # a lock held too long: try again next interval
+            _log.warning("liveness check of the study failed: %s", exc)
 
     def _claim(self, n_trials: int | None, max_total_cost: float | None
                ) -> tuple[Trial | None, str]:

@@ -211,3 +211,35 @@ def test_resume_after_sigkill_mid_trial(tmp_path):
     report = json.loads(json.dumps([t.to_dict() for t in study.trials]))
     assert report[1]["status"] == "interrupted"
     assert os.path.exists(db)
+
+
+def test_ctrl_c_marks_the_running_trial_interrupted(tmp_path):
+    db = tmp_path / "int.db"
+    script = tmp_path / "run.py"
+    script.write_text(_KILL_SCRIPT.format(tests=str(Path(__file__).parent), db=str(db)))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            rows = []
+            if db.exists():
+                with sqlite3.connect(db) as con:
+                    try:
+                        rows = con.execute("SELECT id, status FROM trials").fetchall()
+                    except sqlite3.OperationalError:
+                        pass
+            if (1, "running") in rows:
+                break
+            assert proc.poll() is None, "driver exited early"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    with sqlite3.connect(db) as con:
+        rows = dict(con.execute("SELECT id, status FROM trials").fetchall())
+    assert rows == {0: "completed", 1: "interrupted"}
