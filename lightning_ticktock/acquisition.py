@@ -175,40 +175,58 @@ def _category_combos(
 def optimize_candidates(
     acqf: torch.nn.Module,
     bounds: torch.Tensor,
-    cat_dims: Sequence[int],
+    cat_groups: Sequence[Sequence[int]] = (),
     num_restarts: int = 4,
     raw_samples: int = 256,
     max_combos: int = 8,
     preferred_combos: Sequence[tuple[int, ...]] = (),
+    only_combos: Sequence[tuple[int, ...]] | None = None,
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Maximize ``acqf`` over the encoded space; return every local optimum found, best first.
+    """Maximize ``acqf`` over the GP feature space; return every local optimum found, best first.
 
-    Continuous and integer columns are optimized by ``optimize_acqf`` (L-BFGS-B
-    from the best of ``raw_samples`` random points); categorical columns are
-    enumerated as fixed features (as ``optimize_acqf_mixed`` does), over at most
-    ``max_combos`` combinations. Returning all restarts, not only the best,
-    lets the caller skip a candidate that rounds onto an already-run point.
+    Numeric columns are optimized by ``optimize_acqf`` (L-BFGS-B from the best of
+    ``raw_samples`` random points); each categorical one-hot group is enumerated
+    as fixed features (as ``optimize_acqf_mixed`` does), over at most
+    ``max_combos`` combinations, the search effort split between them. Returning
+    all restarts, not only the best, lets the caller skip a candidate that rounds
+    onto an already-run point.
 
     Args:
         acqf: The acquisition function.
-        bounds: ```2 x d``` lower and upper bounds.
-        cat_dims: Categorical columns; their bounds are ``0 .. k-1``.
-        num_restarts, raw_samples: As in ``optimize_acqf``.
+        bounds: ```2 x f``` lower and upper bounds of the features.
+        cat_groups: Feature columns of each choice's one-hot group.
+        num_restarts, raw_samples: As in ``optimize_acqf``, in total.
         max_combos: Most category combinations to optimize over.
         preferred_combos: Combinations tried first when not all fit (the incumbent's).
+        only_combos: Restrict the search to these combinations.
         seed: Seeds the raw samples and the combination subset.
 
     Returns:
-        ``(X, values)``: ```k x d``` candidates and their ```k``` acquisition values,
+        ``(X, values)``: ```k x f``` candidates and their ```k``` acquisition values,
         sorted by decreasing value.
     """
-    cat_dims = list(cat_dims)
-    cat_sizes = [int(bounds[1, i].item()) + 1 for i in cat_dims]
-    combos = _category_combos(cat_sizes, preferred_combos, max_combos, seed) if cat_dims else [()]
-    if cat_dims and len(cat_dims) == bounds.shape[1]:
+    groups = [list(g) for g in cat_groups]
+    sizes = [len(g) for g in groups]
+    if only_combos is not None:
+        combos = [tuple(c) for c in only_combos]
+    elif groups:
+        combos = _category_combos(sizes, preferred_combos, max_combos, seed)
+    else:
+        combos = [()]
+
+    def fixed_for(combo: tuple[int, ...]) -> dict[int, float]:
+        return {c: (1.0 if j == idx else 0.0)
+                for g, idx in zip(groups, combo) for j, c in enumerate(g)}
+
+    n_features = bounds.shape[1]
+    n_fixed = sum(sizes)
+    if groups and n_fixed == n_features:
         # Only categories: evaluate every combination directly.
-        X = torch.tensor(combos, dtype=bounds.dtype).unsqueeze(1)
+        X = torch.zeros(len(combos), 1, n_features, dtype=bounds.dtype)
+        for i, combo in enumerate(combos):
+            for c, v in fixed_for(combo).items():
+                X[i, 0, c] = v
         with torch.no_grad():
             vals = acqf(X)
         order = torch.argsort(vals, descending=True)
@@ -221,19 +239,18 @@ def optimize_candidates(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         for combo in combos:
-            fixed = {d: float(v) for d, v in zip(cat_dims, combo)}
             X, v = optimize_acqf(
                 acqf,
                 bounds=bounds,
                 q=1,
                 num_restarts=per_restarts,
                 raw_samples=per_raw,
-                fixed_features=fixed or None,
+                fixed_features=fixed_for(combo) or None,
                 return_best_only=False,
-                options={"maxiter": 100, "batch_limit": 64},
+                options={"maxiter": 50, "batch_limit": 64},
                 retry_on_optimization_warning=False,
             )
-            cands.append(X.reshape(-1, bounds.shape[1]))
+            cands.append(X.reshape(-1, n_features))
             vals.append(v.reshape(-1))
     X = torch.cat(cands)
     v = torch.cat(vals)

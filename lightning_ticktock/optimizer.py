@@ -52,7 +52,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import TickTockTypeError, TickTockValueError
-from .space import Parameter, SearchSpace
+from .space import Choice, Parameter, SearchSpace
 from .trial import Phase, Trial, TrialStatus
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,6 +68,11 @@ _DEFAULT_REL_TOLERANCE = 0.01
 # NOTE: the noise-based tolerance is capped so one noisy fit cannot make the
 # tick phase accept a clearly worse model.
 _MAX_NOISE_REL_TOLERANCE = 0.10
+# NOTE: half-width, in the unit cube, of the box around the incumbent that the
+# tick phase searches: a fifth of each range either way is local enough for the
+# loss GP to be informed there, and wide enough to halve an epoch count or a width
+# on a log scale in one step.
+_TICK_TRUST_HALF_WIDTH = 0.2
 
 
 @contextlib.contextmanager
@@ -526,12 +531,18 @@ class TickTock:
         from botorch.models import ModelListGP
 
         from . import acquisition as acq
-        from .models import COST_FLOOR, LossTransform, fit_gp
+        from .models import COST_FLOOR, FeatureMap, LossTransform, fit_gp
 
         live = self._live()
-        enc = self.space.encode
-        cat_dims = self.space.cat_dims
-        bounds = torch.tensor(self.space.bounds, dtype=torch.float64)
+        fmap = FeatureMap([len(p.options) if isinstance(p, Choice) else 0
+                           for p in self.space.params])
+
+        def feats(trials: Sequence[Trial]) -> torch.Tensor:
+            rows = [fmap.features(self.space.encode(t.params)) for t in trials]
+            return torch.tensor(rows, dtype=torch.float64).reshape(len(rows), fmap.n_features)
+
+        bounds = torch.zeros(2, fmap.n_features, dtype=torch.float64)
+        bounds[1] = 1.0
         completed = [t for t in live if t.status == TrialStatus.COMPLETED]
         costed = [
             t for t in live
@@ -539,35 +550,32 @@ class TickTock:
         ]
         failed = [t for t in live if t.status == TrialStatus.FAILED]
         pending = [t for t in live if t.status == TrialStatus.RUNNING]
-        pending_X = [enc(t.params) for t in pending]
 
         # Partial-run GP: log cost of every run with a full-run cost (measured or projected).
-        Xc = torch.tensor([enc(t.params) for t in costed], dtype=torch.float64)
         Yc = torch.tensor([[math.log(max(t.cost, COST_FLOOR))] for t in costed],
                           dtype=torch.float64)
-        cost_gp = fit_gp(Xc, Yc, cat_dims, self._warm.get("cost"), seed)
+        cost_gp = fit_gp(feats(costed), Yc, self._warm.get("cost"), seed)
         self._warm["cost"] = cost_gp.hyperparameters
         log_max_cost = math.log(self._max_cost)
         self.last_fit = {"n_cost_obs": len(costed), "n_loss_obs": len(completed),
                          "n_failed": len(failed), "n_pending": len(pending)}
+        search = {"fmap": fmap, "bounds": bounds, "seed": seed}
 
         if len(completed) < 2:
             # No loss model yet: every run so far was stopped or crashed. Look for
             # configurations that fit the budget first.
-            pending_X += [enc(t.params) for t in failed]
-            Xp = torch.tensor(pending_X, dtype=torch.float64) if pending_X else None
+            Xp = feats(pending + failed) if pending or failed else None
             af = acq.feasibility_acquisition(cost_gp.model, log_max_cost, Xp, seed)
-            return self._best_new_candidate(af, bounds, cat_dims, seed), Phase.TOCK
+            return self._best_new_candidate(af, **search), Phase.TOCK
 
         # Full-run GP: transformed loss of completed runs; failed points imputed with
         # the worst observed loss so their region is not proposed again blindly.
         losses = [float(t.loss) for t in completed]  # type: ignore[arg-type]
         g = LossTransform.for_losses(losses)
         worst = max(losses)
-        Xl = torch.tensor([enc(t.params) for t in completed + failed], dtype=torch.float64)
         Yl = torch.tensor([[g.forward(v)] for v in losses + [worst] * len(failed)],
                           dtype=torch.float64)
-        loss_gp = fit_gp(Xl, Yl, cat_dims, self._warm.get("loss"), seed + 1)
+        loss_gp = fit_gp(feats(completed + failed), Yl, self._warm.get("loss"), seed + 1)
         self._warm["loss"] = loss_gp.hyperparameters
         if g.kind == "log":
             self._loss_noise_rel = math.expm1(loss_gp.noise_sd())
@@ -578,7 +586,7 @@ class TickTock:
         self.last_fit["loss_transform"] = g.kind
         self.last_fit["loss_tolerance"] = self.effective_loss_tolerance()
         model = ModelListGP(loss_gp.model, cost_gp.model)
-        Xp = torch.tensor(pending_X, dtype=torch.float64) if pending_X else None
+        Xp = feats(pending) if pending else None
         phase = self._next_phase()
         incumbent = self._tick_incumbent()
         if phase == "tick" and incumbent is not None:
@@ -588,6 +596,16 @@ class TickTock:
                 model, math.log(max(incumbent.cost, COST_FLOOR)),  # type: ignore[arg-type]
                 threshold, Xp, seed,
             )
+            # The tick refines the incumbent: search a box around it (a trust region,
+            # as in TuRBO) with its categories fixed. Far from the incumbent the loss
+            # GP knows little, and constrained EI would happily trade a cheap corner's
+            # huge cost improvement against a small chance of keeping the loss.
+            x_inc = self.space.encode(incumbent.params)
+            f_inc = torch.tensor(fmap.features(x_inc), dtype=torch.float64)
+            for c in fmap.numeric_features:
+                bounds[0, c] = max(0.0, float(f_inc[c]) - _TICK_TRUST_HALF_WIDTH)
+                bounds[1, c] = min(1.0, float(f_inc[c]) + _TICK_TRUST_HALF_WIDTH)
+            search["only_combos"] = [fmap.combo(x_inc)]
             chosen = Phase.TICK
         else:
             best_loss = self._best_feasible_loss()
@@ -596,26 +614,26 @@ class TickTock:
                 # improve on the worst loss, weighted by feasibility.
                 best_loss = worst
             af = acq.tock_acquisition(model, g.forward(best_loss), log_max_cost, Xp, seed)
+            if incumbent is not None:
+                search["preferred"] = [fmap.combo(self.space.encode(incumbent.params))]
             chosen = Phase.TOCK
-        preferred = []
-        if incumbent is not None and cat_dims:
-            x = enc(incumbent.params)
-            preferred.append(tuple(int(x[i]) for i in cat_dims))
-        return self._best_new_candidate(af, bounds, cat_dims, seed, preferred), chosen
+        return self._best_new_candidate(af, **search), chosen
 
     def _best_new_candidate(
-        self, af: Any, bounds: Any, cat_dims: list[int], seed: int,
+        self, af: Any, fmap: Any, bounds: Any, seed: int,
         preferred: Sequence[tuple[int, ...]] = (),
+        only_combos: Sequence[tuple[int, ...]] | None = None,
     ) -> dict[str, Any]:
         from .acquisition import optimize_candidates
 
         X, _ = optimize_candidates(
-            af, bounds, cat_dims, num_restarts=self.num_restarts,
-            raw_samples=self.raw_samples, preferred_combos=preferred, seed=seed,
+            af, bounds, fmap.groups, num_restarts=self.num_restarts,
+            raw_samples=self.raw_samples, preferred_combos=preferred,
+            only_combos=only_combos, seed=seed,
         )
         taken = self._pending_params()
-        for x in X.tolist():
-            p = self.space.decode(x)
+        for f in X.tolist():
+            p = self.space.decode(fmap.encoded(f))
             # Integers and categories round: a candidate can land on a point already
             # run or pending; re-running it teaches the models nothing new.
             if not self._in_study(p) and p not in taken:
