@@ -73,9 +73,12 @@ log = logging.getLogger(__name__)
 # spinning up, CUDA context and cuDNN autotuning, torch.compile, DDP buckets). Three
 # batches cover those in practice and cost little on a run that is going to be stopped.
 _DEFAULT_WARMUP_BATCHES = 3
-# NOTE: a rate measured over one batch is at the mercy of a single GC pause or a
-# straggling rank; two batches halve that noise and delay the first projection by one.
-_MIN_TIMED_BATCHES = 2
+# NOTE: a rate measured over a few batches is at the mercy of a GC pause, a cache
+# still warming up or a straggling rank. On the MNIST example, deciding after 2 timed
+# batches put the projection 11-24 % off the real full cost (benchmarks/
+# bench_overheads.py); 10 batches cost a fraction of a second more on a run that is
+# going to be stopped anyway.
+_MIN_TIMED_BATCHES = 10
 # NOTE: a 5% margin absorbs the noise of a rate measured over a few batches, so a run
 # whose true cost sits at the budget is not stopped on a jitter.
 _DEFAULT_MARGIN = 0.05
@@ -675,6 +678,7 @@ class _TickTockCallbackBase:
         self._reason = ""
         self._metrics: list[dict[str, Any]] = []
         self._plan: TrainingPlan | None = None
+        self._plan_epoch = -1
         self._running = False
         self._t0 = 0.0
         self._fit_batches = 0
@@ -727,7 +731,12 @@ class _TickTockCallbackBase:
         rates = self._rates()
         if rates is None:
             return None
-        self._plan = TrainingPlan.from_trainer(trainer)
+        # The planned work only changes when Lightning reloads the dataloaders (at most
+        # once an epoch): re-reading it per batch was the callback's largest cost.
+        epoch = trainer.current_epoch
+        if self._plan is None or self._plan_epoch != epoch:
+            self._plan = TrainingPlan.from_trainer(trainer)
+            self._plan_epoch = epoch
         projected = project_cost(
             self._plan,
             elapsed=self._elapsed,

@@ -33,6 +33,15 @@ from lightning_ticktock.callback import (
 )
 from lightning_ticktock.errors import TickTockTypeError, TickTockValueError
 
+
+@pytest.fixture(autouse=True)
+def _two_timed_batches(monkeypatch):
+    """These tests were written against a 2-batch timing window, which keeps their
+    hand-computed expectations short; the shipped default is checked separately."""
+    import lightning_ticktock.callback as callback_module
+
+    monkeypatch.setattr(callback_module, "_MIN_TIMED_BATCHES", 2)
+
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 # --------------------------------------------------------------------------------------
@@ -784,3 +793,18 @@ def test_ddp_ranks_stop_together(tmp_path):
         assert r["global_step"] < r["planned_batches"] == 100
     keys = ["global_step", "status", "reason", "cost", "elapsed", "projected_cost", "metrics"]
     assert {k: ranks[0][k] for k in keys} == {k: ranks[1][k] for k in keys}
+
+
+def test_default_timing_window_is_ten_batches(monkeypatch):
+    import lightning_ticktock.callback as callback_module
+
+    monkeypatch.undo()  # the shipped default, not the 2-batch window of the tests above
+    assert callback_module._MIN_TIMED_BATCHES == 10
+    clock = FakeClock()
+    trainer = fake_trainer()
+    cb = TickTockCallback(max_cost=None, warmup_steps=0, clock=clock)
+    cb.on_train_start(trainer, None)
+    for i in range(12):
+        clock.t += 0.1
+        cb.on_train_batch_end(trainer, None, None, None, i)
+        assert (cb.projected_cost is not None) == (i + 1 >= 10)
