@@ -204,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", type=int, default=6)
     ap.add_argument("--memory-trials", type=int, default=30)
     ap.add_argument("--max-cost", type=float, default=mnist.DEFAULT_MAX_COST)
+    ap.add_argument("--parts", default="callback,memory,share,projection",
+                    help="comma-separated subset to run; results merge into the JSON")
     args = ap.parse_args(argv)
     torch.set_num_threads(mnist.DEFAULT_THREADS)
     pl.seed_everything(0, verbose=False)
@@ -213,16 +215,25 @@ def main(argv: list[str] | None = None) -> int:
                            " ".join(argv if argv is not None else sys.argv[1:]),
                            "date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(),
                            "loadavg_start": os.getloadavg()}
-    res["callback"] = callback_overhead(args.repeats)
-    print(json.dumps(res["callback"]), flush=True)
-    res["memory_mib"] = memory_over_trials(args.memory_trials)
-    print(json.dumps(res["memory_mib"]), flush=True)
-    if Path(args.study).exists():
+    parts = set(args.parts.split(","))
+    path = out / "bench_overheads.json"
+    if path.exists():  # keep the parts not rerun this time
+        old = json.loads(path.read_text())
+        res = {**old, **{k: v for k, v in res.items()}}
+        res.setdefault("commands", []).append(res["command"])
+    if "callback" in parts:
+        res["callback"] = callback_overhead(args.repeats)
+        print(json.dumps(res["callback"]), flush=True)
+    if "memory" in parts:
+        res["memory_mib"] = memory_over_trials(args.memory_trials)
+        print(json.dumps(res["memory_mib"]), flush=True)
+    if "share" in parts and Path(args.study).exists():
         res["optimizer_share"] = optimizer_share(Path(args.study))
         print(json.dumps(res["optimizer_share"]), flush=True)
-    res["projection"] = projection_error(args.max_cost, args.configs)
+    if "projection" in parts:
+        res["projection"] = projection_error(args.max_cost, args.configs)
     res["loadavg_end"] = os.getloadavg()
-    (out / "bench_overheads.json").write_text(json.dumps(res, indent=1))
+    path.write_text(json.dumps(res, indent=1))
     return 0
 
 

@@ -20,6 +20,7 @@ import gc
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import traceback
@@ -81,10 +82,14 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._loop, name=f"ticktock-heartbeat-{trial_id}",
                                         daemon=True)
 
-    def start(self, callback: Any) -> None:
-        self._callback = callback
+    def start(self) -> None:
+        """Beat now (the worker takes the trial over) and then every interval."""
         if self._storage is not None:
             self._thread.start()
+
+    def attach(self, callback: Any) -> None:
+        """Save the callback's validation records with each beat from now on."""
+        self._callback = callback
 
     def _flush(self) -> None:
         if self._callback is None:
@@ -95,12 +100,16 @@ class _Heartbeat:
         self._saved = len(records)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
+        # The first beat comes at once: building the model and the Trainer (and, in a
+        # fresh worker, importing Lightning) can outlast a short grace period.
+        while True:
             try:
                 self._storage.heartbeat(self._id)
                 self._flush()
             except Exception as exc:  # noqa: BLE001 - a heartbeat must never kill training
                 _log.warning("heartbeat of trial %d failed: %s", self._id, exc)
+            if self._stop.wait(self._interval):
+                return
 
     def stop(self) -> None:
         self._stop.set()
@@ -108,8 +117,24 @@ class _Heartbeat:
             self._thread.join(timeout=5)
 
 
+def _malloc_trim() -> None:
+    # NOTE: glibc keeps freed heap pages of a finished trial (its model, data and
+    # optimizer state) mapped, so resident memory climbs trial after trial even
+    # though no tensor survives (measured: live tensors constant, RSS +13 MiB per
+    # trial on the MNIST example). malloc_trim hands those pages back.
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to trim
+        pass
+
+
 def _release_memory() -> None:
     gc.collect()
+    _malloc_trim()
     try:
         import torch
 
@@ -168,6 +193,7 @@ def run_trial(spec: TrialSpec) -> TrialOutcome:
     beat = _Heartbeat(spec.storage, spec.trial_id, spec.heartbeat_interval)
     model = datamodule = trainer = callback = None
     try:
+        beat.start()
         if spec.model_fn is None:
             raise TypeError("model_fn is None; it must be a callable params -> LightningModule")
         params = dict(spec.params)
@@ -178,7 +204,7 @@ def run_trial(spec: TrialSpec) -> TrialOutcome:
         datamodule = spec.datamodule_fn(params) if spec.datamodule_fn else spec.datamodule
         callback = callback_for(model, max_cost=spec.max_cost, **spec.callback_kwargs)
         trainer = ns.Trainer(**_build_trainer_kwargs(spec, callback, ns))
-        beat.start(callback)
+        beat.attach(callback)
         if datamodule is not None:
             trainer.fit(model, datamodule=datamodule)
         else:
