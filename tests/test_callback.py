@@ -808,3 +808,24 @@ def test_default_timing_window_is_ten_batches(monkeypatch):
         clock.t += 0.1
         cb.on_train_batch_end(trainer, None, None, None, i)
         assert (cb.projected_cost is not None) == (i + 1 >= 10)
+
+
+def test_sanity_check_rate_projects_validation_before_the_first_one():
+    clock = FakeClock()
+    cb = TickTockCallback(max_cost=None, warmup_steps=0, clock=clock)
+    trainer = fake_trainer()  # 3 epochs x 10 batches, 4 val batches per epoch
+    cb.on_fit_start(trainer, None)
+    trainer.sanity_checking = True
+    cb.on_sanity_check_start(trainer, None)
+    for _ in range(2):
+        clock.t += 0.05
+        cb.on_validation_batch_end(trainer, None, None, None, 0)
+    cb.on_sanity_check_end(trainer, None)
+    trainer.sanity_checking = False
+    seen = {}
+    cb._reset = lambda: None  # drive() calls on_fit_start again; keep the sanity timing
+    drive(cb, trainer, clock, train_dt=0.1, val_dt=0.05,
+          on_batch=lambda b: seen.setdefault(b, cb.projected_cost))
+    # At batch 2 no real validation has run; the sanity check's 0.05 s per batch stands in.
+    assert seen[2] == pytest.approx(30 * 0.1 + 12 * 0.05)
+    assert cb.elapsed == pytest.approx(30 * 0.1 + 12 * 0.05)  # the sanity check is not cost
