@@ -31,6 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from .errors import StorageError, TickTockTypeError, TickTockValueError
@@ -49,6 +50,10 @@ _progress = logging.getLogger("lightning_ticktock.progress")
 # NOTE: a running trial whose heartbeat is older than this many heartbeat
 # intervals is taken as dead (its worker or driver was killed) and interrupted.
 _STALE_INTERVALS = 6
+# NOTE: two configurations closer than this in every encoded (unit-cube) coordinate
+# are the same run for the worker-death rule of _finish: far below any distance the
+# acquisition tells apart, far above float round-off.
+_SAME_CONFIG_TOL = 1e-3
 
 
 def _ensure_progress_handler() -> None:
@@ -475,14 +480,36 @@ class TickTockDriver:
             out = fut.result()
         except KeyboardInterrupt:
             raise
-        except cf.process.BrokenProcessPool as exc:
-            # The worker process died (killed, out of memory): the run was not at fault.
-            self.storage.mark_interrupted(trial.id)
-            _log.warning("trial %d interrupted: its worker process died (%s)", trial.id, exc)
-            return
+        except BrokenProcessPool as exc:
+            # The worker process died (killed, out of memory). Once, it may not be the
+            # configuration's fault: interrupted, to be run again. But an interrupted
+            # configuration is proposed again (the optimizer learns nothing from it), so
+            # one that kills its worker every time (out of memory) would loop forever:
+            # the second death on the same configuration is recorded as a crash.
+            earlier = self._earlier_interruptions(trial)
+            if not earlier:
+                self.storage.mark_interrupted(trial.id)
+                _log.warning("trial %d interrupted: its worker process died (%s)",
+                             trial.id, exc)
+                return
+            out = TrialOutcome(trial.id, "failed", error=(
+                f"the worker process died while running this configuration (killed, or out "
+                f"of memory), as it did in trial(s) {earlier}: recorded as failed so that it "
+                f"is not proposed again ({type(exc).__name__}: {exc})"
+            ))
         except BaseException as exc:  # noqa: BLE001 - a lost Ray node / worker: a crash
             out = TrialOutcome(trial.id, "failed", error=f"{type(exc).__name__}: {exc}")
         self._tell(trial, out, n_trials, max_total_cost)
+
+    def _earlier_interruptions(self, trial: Trial) -> list[int]:
+        """Ids of earlier interrupted trials of (nearly) the same configuration."""
+        x = self.space.encode(trial.params)
+        return [
+            t.id for t in self.storage.load_trials()
+            if t.id != trial.id and t.status == TrialStatus.INTERRUPTED
+            and max(abs(a - b) for a, b in zip(self.space.encode(t.params), x))
+            <= _SAME_CONFIG_TOL
+        ]
 
     def _tell(self, trial: Trial, out: TrialOutcome, n_trials: int | None,
               max_total_cost: float | None) -> None:

@@ -18,7 +18,7 @@ import toy_models
 from lightning_ticktock import Choice, Float, Int, TickTockDriver, TickTockError
 
 SPACE = [Float("lr", 1e-3, 0.3, log=True), Int("epochs", 1, 3),
-         Choice("delay", [0.0, 0.002]), Choice("crash", [False, True]),
+         Choice("delay", [0.0, 0.02]), Choice("crash", [False, True]),
          Choice("nan", [False, True])]
 
 
@@ -36,12 +36,14 @@ KILL_SPACE = [Float("lr", 1e-3, 0.3, log=True), Int("epochs", 1, 3),
 
 OK = {"lr": 0.1, "epochs": 2, "delay": 0.0, "crash": False, "nan": False}
 CRASH = dict(OK, crash=True)
-SLOW = dict(OK, epochs=3, delay=0.002)
+SLOW = dict(OK, epochs=3, delay=0.02)
 
 
 def test_study_with_a_crash_an_early_stop_and_normal_runs(tmp_path):
-    # 8 batches/epoch * 3 epochs * 0.002 s ~ 0.05 s: over a 0.02 s budget -> stopped.
-    driver = make_driver(tmp_path / "s.db", max_cost=0.02, warmup_steps=2)
+    # 8 batches/epoch * 3 epochs * (0.02 s + step overhead) ~ 0.5-0.7 s: over a 0.38 s
+    # budget. The callback decides after 10 of the 24 batches (~0.2-0.3 s spent), so it
+    # stops on the projection, with room for a loaded machine's step overhead.
+    driver = make_driver(tmp_path / "s.db", max_cost=0.38, warmup_steps=0)
     assert driver.enqueue(CRASH) and driver.enqueue(dict(SLOW))
     assert not driver.enqueue(dict(CRASH))  # already enqueued
     study = driver.run(n_trials=4)
@@ -50,7 +52,7 @@ def test_study_with_a_crash_an_early_stop_and_normal_runs(tmp_path):
     assert by_id[0].params == CRASH and by_id[0].status == "failed"
     assert "boom" in by_id[0].error
     assert by_id[1].params == SLOW and by_id[1].status == "early_stopped"
-    assert by_id[1].loss is None and by_id[1].cost > 0.02
+    assert by_id[1].loss is None and by_id[1].cost > 0.38
     assert by_id[1].elapsed < by_id[1].cost  # stopped before spending the projection
     assert all(t.status in ("completed", "early_stopped", "failed") for t in study.trials)
     assert not driver.enqueue(CRASH)  # already run

@@ -12,9 +12,11 @@ class BaseExecutor(abc.ABC):
     """Runs trials; ``submit`` returns a future of the outcome.
 
     Contract: a future either resolves to a :class:`TrialOutcome` or raises the
-    error that made the worker itself fail (a killed process, a lost Ray node);
-    the driver records the latter as a failed trial. ``KeyboardInterrupt`` in the
-    driver's own process propagates.
+    error that made the worker itself fail. The driver records a dead local worker
+    process (``BrokenProcessPool``) as an interrupted trial the first time and as a
+    failed one when the same configuration kills its worker again; any other worker
+    error (a lost Ray node or worker) is a failed trial. ``KeyboardInterrupt`` in
+    the driver's own process propagates.
     """
 
     #: How many trials may run at once.
