@@ -530,12 +530,13 @@ class TickTockDriver:
                 told = self.optimizer.tell(trial.id, cost=out.cost, failed=True,
                                            error=out.error, **common)
             self.storage.update_trial(told)
-            trials = self.storage.load_trials()
         if told.status == TrialStatus.FAILED:
-            _log.warning("trial %d failed: %s", told.id, (told.error or "").splitlines()[0]
-                         if told.error else "")
+            _log.warning("trial %d failed: %s", told.id,
+                         told.error.splitlines()[0] if told.error else "")
         if not self.quiet:
-            self.optimizer.sync(trials)
+            # The optimizer was synced from storage and told inside the transaction, so
+            # its trials are the study's: no second read of the storage is needed.
+            trials = self.optimizer.trials
             n_finished = sum(t.is_finished for t in trials)
             compute = summary(trials, self.max_cost)["total_compute"]
             _progress.info(format_progress(n_finished, n_trials, told, self.optimizer.best_trial,
