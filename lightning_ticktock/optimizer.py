@@ -94,6 +94,15 @@ def _single_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _with_full_cost(trials: Iterable[Trial]) -> list[Trial]:
+    """Trials whose cost is a full-run cost (measured, or projected by an early stop):
+    the partial-run GP's data."""
+    return [
+        t for t in trials
+        if t.status in (TrialStatus.COMPLETED, TrialStatus.EARLY_STOPPED) and t.cost is not None
+    ]
+
+
 def _finite_number(name: str, value: Any, *, minimum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TickTockTypeError(f"{name}={value!r} must be a real number")
@@ -508,10 +517,7 @@ class TickTock:
 
     def _propose(self, tid: int) -> tuple[dict[str, Any], Phase]:
         live = self._live()
-        with_cost = [
-            t for t in live
-            if t.status in (TrialStatus.COMPLETED, TrialStatus.EARLY_STOPPED) and t.cost is not None
-        ]
+        with_cost = _with_full_cost(live)
         seed = self._ask_seed(tid)
         if len(live) < self.n_initial or len(with_cost) < 2:
             return self._sobol_point(seed), Phase.INITIAL
@@ -545,10 +551,7 @@ class TickTock:
         bounds = torch.zeros(2, fmap.n_features, dtype=torch.float64)
         bounds[1] = 1.0
         completed = [t for t in live if t.status == TrialStatus.COMPLETED]
-        costed = [
-            t for t in live
-            if t.status in (TrialStatus.COMPLETED, TrialStatus.EARLY_STOPPED) and t.cost is not None
-        ]
+        costed = _with_full_cost(live)
         failed = [t for t in live if t.status == TrialStatus.FAILED]
         pending = [t for t in live if t.status == TrialStatus.RUNNING]
 
